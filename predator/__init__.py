@@ -1,0 +1,1 @@
+"""Predator Analytics domain core: plain Python, importable and testable without Ray."""
