@@ -24,3 +24,19 @@ def ray_cluster():
     context = init_private(num_cpus=TEST_NUM_CPUS, object_store_mb=256, temp_dir=temp_dir)
     yield context
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def hs_cache_dir():
+    """Nomenclature embeddings shared by every test (built once, ~7k texts)."""
+    path = os.path.join(tempfile.gettempdir(), "predator-test-hs-cache")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
