@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     ray_address: str | None = Field(None, description="Address of an existing cluster; unset starts a private one.")
     ray_num_cpus: int = 2
     ray_object_store_mb: int = 512
+    ray_gcs_port: int = 6390
+    ray_dashboard_port: int = 8265
+    ray_temp_root: Path = Field(Path("/tmp"), description="Parent of the private cluster's temp dir (keep it short).")
     host: str = "127.0.0.1"
     http_port: int = 8000
 
@@ -45,12 +48,40 @@ class Settings(BaseSettings):
 
     # Ingest.
     ingest_batch_size: int = 512
-    ingest_embed_actors: int = 1
+    ingest_embed_actors: int = Field(2, ge=1, description="Most embedding actors; the pool grows when CPUs free up.")
+    ingest_block_bytes: int = Field(1 << 20, description="Ray Data block size; small blocks stream through the embedder.")
+    index_versions_kept: int = Field(3, ge=1, description="Embedded index versions kept for rollback.")
 
     # Search limits (bad input beyond them is a 4xx).
     max_query_chars: int = 512
     max_page_size: int = 100
     retriever_depth: int = 100
+
+    # Retrieval (search core)
+    rrf_k: int = Field(60, ge=1, description="k of reciprocal rank fusion (search and HS suggestion).")
+    hs_cache_dir: Path | None = Field(None, description="Cache of HS nomenclature embeddings; default data_dir/cache.")
+    index_keep_versions: int = Field(2, ge=1, description="Embedded index versions kept by IndexLayout.prune.")
+
+    # Events (hub and gateway)
+    event_channels: list[str] = Field(
+        default_factory=lambda: ["system", "jobs", "ingest", "training", "diagnostics", "copilot", "security"],
+        description="Channels of the event hub; every event belongs to one.")
+    event_history: int = Field(1000, ge=1, description="Events kept in memory per channel (hub and gateway).")
+    event_journal_dir: Path | None = Field(None, description="Journal segments; default data_dir/events.")
+    event_journal_rotate_mb: float = Field(8.0, gt=0, description="Start a new journal segment past this size.")
+    event_journal_keep_segments: int = Field(4, ge=1, description="Newest segments kept; older ones deleted.")
+    event_fsync: Literal["always", "interval", "never"] = Field(
+        "interval", description="always: fsync before acking; interval: at most every event_fsync_interval_s.")
+    event_fsync_interval_s: float = 1.0
+    event_hub_name: str = "event_hub"
+    event_hub_namespace: str = "predator"
+    event_publisher_buffer: int = Field(10_000, ge=1, description="Events a publisher holds while the hub is down.")
+    event_read_limit: int = Field(500, ge=1, description="Most events per channel in one read / one page.")
+    ws_max_connections: int = Field(256, ge=1, description="Open sockets per gateway replica.")
+    ws_max_message_bytes: int = 4096
+    ws_ping_interval_s: float = 15.0
+    ws_pong_timeout_s: float = 45.0
+    ws_window: int = Field(256, ge=1, description="Events sent per ping; a client 2 windows behind is paused.")
 
     @property
     def index_dir(self) -> Path:

@@ -1,0 +1,33 @@
+# Two commands matter (see README): `make run` and `make test`. Both create or refresh the virtual
+# environment first, idempotently: it is rebuilt only when pyproject.toml changes.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test test-fast test-cluster stop bench venv
+
+venv: $(STAMP)
+
+# torch comes first, pinned to its CPU build: anything that pulls an unpinned torch gets a CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m serve_apps.platform up $(ARGS)
+
+stop: $(STAMP)
+	$(PY) -m serve_apps.platform down
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not cluster" $(PYTEST_ARGS)
+
+test-cluster: $(STAMP)
+	$(PY) -m pytest -m cluster $(PYTEST_ARGS)

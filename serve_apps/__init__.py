@@ -1,0 +1,1 @@
+"""Thin Ray Serve layer: deployments that wire the domain core into HTTP and WebSocket endpoints."""
