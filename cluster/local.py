@@ -18,20 +18,22 @@ from pathlib import Path
 
 import psutil
 
-# Ray otherwise binds the machine's network address; this keeps every component on loopback.
-LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+# The first keeps every Ray component on loopback (Ray otherwise binds the machine's network
+# address); token auth is on explicitly so that clients joining with an address send the token too.
+CLUSTER_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token"}
 LOOPBACK = "127.0.0.1"
 
 
-def _loopback_env() -> None:
-    for key, value in LOOPBACK_ENV.items():
+def prepare_env() -> None:
+    """Put the cluster environment into this process (and so into its children), unless set already."""
+    for key, value in CLUSTER_ENV.items():
         os.environ.setdefault(key, value)
 
 
 def init_private(num_cpus: int = 2, object_store_mb: int = 256, temp_dir: str | None = None,
                  runtime_env: dict | None = None):
     """Start a private in-process Ray cluster on loopback and return ``ray.init``'s context."""
-    _loopback_env()
+    prepare_env()
     import ray
     from ray._private import ray_constants
 
@@ -96,7 +98,7 @@ class LocalCluster:
             "--include-dashboard=true", f"--dashboard-host={LOOPBACK}", f"--dashboard-port={self.dashboard_port}",
             "--disable-usage-stats",
         ]
-        env = {**os.environ, **LOOPBACK_ENV}
+        env = {**os.environ, **CLUSTER_ENV}
         done = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"ray start failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")

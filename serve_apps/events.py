@@ -1,4 +1,6 @@
-"""The events gateway: ``/ws/events`` (WebSocket) and ``/events`` (HTTP) over the event hub.
+"""The events gateway: ``/ws/events`` (WebSocket; the app is mounted at ``/ws``) over the event hub.
+
+HTTP catch-up (``GET /events``) is :func:`events_router`, which the search app includes at ``/``.
 
 Each replica runs one long-poll loop against the hub and keeps a mirror of its history
 (:class:`predator.event_log.EventLog`); every socket reads the mirror with its own per-channel cursors.
@@ -19,12 +21,12 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, WebSocket
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, WebSocket
 from pydantic import BaseModel
 from ray import serve
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from actors.event_hub import get_or_create_hub
+from actors.event_hub import get_hub, get_or_create_hub
 from predator.auth import AuthError, KeyRing, Principal, Role, bearer_token
 from predator.event_log import EventLog, ReadResult
 from predator.events import may_read
@@ -39,6 +41,48 @@ HUB_POLL_S = 10.0
 SYNC_WAIT_S = 5.0
 
 app = FastAPI(title="Predator Analytics events")
+
+
+def events_router() -> APIRouter:
+    """``GET /events`` (catch-up and polling) and ``GET /events/stats``, read straight from the hub.
+
+    Included by the search app (at ``/``) and by the gateway (at ``/ws``); the including app keeps its
+    Settings in ``app.state.settings``.
+    """
+    router = APIRouter(tags=["events"])
+
+    @router.get("/events", response_model=EventsPage)
+    async def events_page(request: Request, channel: str, since: int = Query(0, ge=0), limit: int = Query(100, ge=1),
+                          principal: Principal = Depends(require(Role.viewer))) -> EventsPage:
+        """Events of ``channel`` after ``since``; ``gap`` when the history no longer holds some."""
+        settings: Settings = request.app.state.settings
+        if channel not in settings.event_channels:
+            raise HTTPException(404, f"unknown channel {channel!r}; channels: {', '.join(settings.event_channels)}")
+        if not may_read(principal.role, channel):
+            raise HTTPException(403, f"role '{principal.role.name}' may not read {channel!r}")
+        raw = await _ask_hub(settings, "read", {channel: since}, timeout=0,
+                             limit=min(limit, settings.event_read_limit))
+        result = ReadResult.from_dict(raw)
+        gap = result.gaps[0] if result.gaps else None
+        return EventsPage(channel=channel, events=[EventOut(**e.to_dict()) for e in result.events],
+                          gap=GapOut(channel=gap.channel, first=gap.first, last=gap.last) if gap else None,
+                          head=result.heads[channel])
+
+    @router.get("/events/stats")
+    async def events_stats(request: Request, principal: Principal = Depends(require(Role.viewer))) -> dict:
+        """The hub's per-channel stats, or 503 while it is unreachable."""
+        return {"hub": await _ask_hub(request.app.state.settings, "stats")}
+
+    return router
+
+
+async def _ask_hub(settings: Settings, method: str, *args, **kwargs):
+    """Call a hub method with a deadline; 503 with the reason when the hub is missing or down."""
+    try:
+        hub = get_hub(settings)
+        return await asyncio.wait_for(getattr(hub, method).remote(*args, **kwargs), timeout=SYNC_WAIT_S)
+    except Exception as err:
+        raise HTTPException(503, f"event hub unavailable: {type(err).__name__}") from None
 
 
 class EventOut(BaseModel):
@@ -271,18 +315,13 @@ class Session:
             pass
 
 
-_require_viewer = require(Role.viewer)
-
-
-def viewer(request: Request, authorization: str | None = Header(None)) -> Principal:
-    """``require(Role.viewer)`` re-declared with real annotations: security.py's postponed (string)
-    annotations are lost when Serve pickles the app, and FastAPI then wants ``request`` as a query field."""
-    return _require_viewer(request, authorization)
-
-
 def authenticate_socket(ws: WebSocket, ring: KeyRing) -> Principal:
     key = bearer_token(ws.headers.get("authorization")) or ws.query_params.get("api_key")
     return ring.authorize(key, Role.viewer)
+
+
+# Before the ingress decorator: Serve takes the app's routes when it wraps the class.
+app.include_router(events_router())
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0})
@@ -293,9 +332,9 @@ class EventsGateway:
     async def __init__(self, settings: Settings):
         self._settings = settings
         app.state.keyring = KeyRing.load(settings.keys_path)
+        app.state.settings = settings
         self._hub = get_or_create_hub(settings)
         self._mirror = EventLog(settings.event_channels, settings.event_history)
-        self._synced = asyncio.Event()
         self.hub_up = False
         self._pump_task = asyncio.get_running_loop().create_task(self._pump())
 
@@ -318,10 +357,8 @@ class EventsGateway:
             for gap in result.gaps:  # the hub no longer holds these: neither can the mirror
                 self._mirror.reset(gap.channel, gap.last)
             self._mirror.add(result.events)
-            if len(result.events) < self._settings.event_read_limit:
-                self._synced.set()
 
-    @app.websocket("/ws/events")
+    @app.websocket("/events")
     async def events_socket(self, ws: WebSocket):
         await ws.accept()
         try:
@@ -337,37 +374,6 @@ class EventsGateway:
         finally:
             if ws.client_state == WebSocketState.CONNECTED and ws.application_state == WebSocketState.CONNECTED:
                 await ws.close()
-
-    @app.get("/events", response_model=EventsPage)
-    async def events_page(self, channel: str, since: int = Query(0, ge=0),
-                          limit: int = Query(100, ge=1),
-                          principal: Principal = Depends(viewer)) -> EventsPage:
-        """Events of ``channel`` after ``since`` (catch-up and polling); ``gap`` when some are gone."""
-        if channel not in self._mirror.channels:
-            raise HTTPException(404, f"unknown channel {channel!r}; channels: {', '.join(self._mirror.channels)}")
-        if not may_read(principal.role, channel):
-            raise HTTPException(403, f"role '{principal.role.name}' may not read {channel!r}")
-        await self._wait_synced()
-        result = self._mirror.read({channel: since}, min(limit, self._settings.event_read_limit))
-        gap = result.gaps[0] if result.gaps else None
-        return EventsPage(channel=channel, events=[EventOut(**e.to_dict()) for e in result.events],
-                          gap=GapOut(channel=gap.channel, first=gap.first, last=gap.last) if gap else None,
-                          head=result.heads[channel])
-
-    @app.get("/events/stats")
-    async def events_stats(self, principal: Principal = Depends(viewer)) -> dict:
-        """The hub's per-channel stats, or 503 while it is unreachable."""
-        try:
-            stats = await asyncio.wait_for(self._hub.stats.remote(), timeout=SYNC_WAIT_S)
-        except Exception as err:
-            raise HTTPException(503, f"event hub unavailable: {type(err).__name__}") from None
-        return {"hub": stats, "gateway": {"hub_up": self.hub_up, "mirror": self._mirror.stats()}}
-
-    async def _wait_synced(self) -> None:
-        try:
-            await asyncio.wait_for(self._synced.wait(), timeout=SYNC_WAIT_S)
-        except TimeoutError:
-            raise HTTPException(503, "event hub unavailable: gateway not synchronised yet") from None
 
 
 def build_app(args: dict | Settings | None = None):

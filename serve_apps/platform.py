@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from cluster.local import LOOPBACK_ENV, LocalCluster
+from cluster.local import CLUSTER_ENV, LocalCluster
 from predator.auth import ensure_local_keys
 from predator.settings import Settings, get_settings
 
@@ -87,7 +87,7 @@ def wait_ready(base_url: str, key: str, timeout_s: float = 180.0) -> None:
 
 
 def _run(cmd: list[str]) -> None:
-    done = subprocess.run(cmd, env={**os.environ, **LOOPBACK_ENV})
+    done = subprocess.run(cmd, env={**os.environ, **CLUSTER_ENV})
     if done.returncode != 0:
         raise SystemExit(f"platform: step failed ({done.returncode}): {' '.join(cmd)}")
 
