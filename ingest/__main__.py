@@ -58,6 +58,14 @@ def connect(address: str | None, settings) -> None:
         init_private(num_cpus=settings.ray_num_cpus, object_store_mb=settings.ray_object_store_mb)
 
 
+def announce(kind: str, payload: dict) -> None:
+    """One event to the ``ingest`` channel and one to ``jobs``; never blocks, never raises."""
+    from predator.events import publish_event
+
+    publish_event("ingest", kind, payload, source="ingest")
+    publish_event("jobs", f"ingest.{kind}", payload, source="ingest")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     overrides = {k: v for k, v in {"data_dir": args.data_dir, "ingest_embed_actors": args.embed_actors}.items() if v}
@@ -65,15 +73,25 @@ def main(argv: list[str] | None = None) -> int:
     files = expand(args.paths)
     connect(args.address, settings)
 
+    from actors.event_hub import get_or_create_hub
     from ingest.pipeline import run_ingest
     from ingest.sink import IndexSink
 
+    get_or_create_hub(settings)
+    announce("started", {"files": [str(f) for f in files]})
+
     def progress(summary) -> None:
+        announce("progress", summary.to_dict())
         print(f"ingest: {summary.rows_read} rows read, {summary.rows_indexed} indexed, "
               f"{summary.rows_quarantined} quarantined, {summary.rows_per_s:.0f} rows/s", file=sys.stderr, flush=True)
 
-    with IndexSink.open(settings) as sink:
-        summary = run_ingest(files, settings, sink, on_progress=progress)
+    try:
+        with IndexSink.open(settings) as sink:
+            summary = run_ingest(files, settings, sink, on_progress=progress)
+    except Exception as err:
+        announce("failed", {"files": [str(f) for f in files], "error": f"{type(err).__name__}: {err}"})
+        raise
+    announce("completed", summary.to_dict())
     print(json.dumps(summary.to_dict(), indent=1, ensure_ascii=False) if args.json else summary.render())
     if summary.rows_indexed == 0:
         print("ingest: nothing could be read: no row was indexed (see the quarantine file for reasons)",

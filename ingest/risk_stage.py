@@ -8,6 +8,9 @@ is empty (quarantined rows) are passed through untouched.
 from __future__ import annotations
 
 import json
+from collections import Counter
+from dataclasses import dataclass
+from functools import partial
 from typing import Callable, Iterable, Iterator
 
 import pyarrow as pa
@@ -104,3 +107,49 @@ def rescore_all(docs: Iterable[dict], suggester=None, stats: RiskStats | None = 
 def _scored(scorer: RiskScorer, batch: list[dict]) -> Iterator[tuple[str, str, list[dict]]]:
     for doc, (level, flags) in zip(batch, scorer.score(batch)):
         yield doc["id"], level, flags
+
+
+@dataclass
+class RiskOutcome:
+    """What a rescoring pass found: every scored document, the level counts, how many changed."""
+
+    documents: list[dict]
+    levels: dict[str, int]
+    changed: int
+
+
+def _packaged_suggester(model_path: str | None, cache_dir: str) -> SuggestMany:
+    from predator.embedder import Embedder
+    from predator.hs_suggest import HsSuggester
+
+    return suggester_fn(HsSuggester.build(Embedder(model_path), cache_dir=cache_dir))
+
+
+def rescore_stores(keyword, vectors, settings, config: RiskConfig | None = None) -> RiskOutcome:
+    """Score every record in the stores against the statistics of all of them, and write back changes.
+
+    Runs inside the ingest job after the new records are committed, so records ingested earlier are
+    re-judged against the statistics the new data changed. Statistics and scoring run on Ray Data;
+    the stores are written by the caller's process, their only writer.
+    """
+    import ray.data
+
+    docs = list(keyword.documents())
+    if not docs:
+        return RiskOutcome([], {}, 0)
+    ds = ray.data.from_items([{"doc": json.dumps(d, ensure_ascii=False)} for d in docs])
+    stats = compute_stats(ds, doc_column="doc")
+    cache_dir = str(settings.hs_cache_dir or settings.data_dir / "cache")
+    factory = partial(_packaged_suggester, settings.embedding_model, cache_dir)
+    scored = score_dataset(ds, stats, config or RiskConfig.load(), doc_column="doc", suggest_factory=factory)
+    before = {d["id"]: (d.get("risk_level"), d.get("risk_flags")) for d in docs}
+    documents, changed = [], []
+    for row in scored.iter_rows():
+        doc = json.loads(row["doc"])
+        documents.append(doc)
+        if (doc["risk_level"], doc["risk_flags"]) != before[doc["id"]]:
+            changed.append(doc)
+    keyword.upsert(changed)
+    for level in {d["risk_level"] for d in changed}:
+        vectors.set_payload([d["id"] for d in changed if d["risk_level"] == level], {"risk_level": level})
+    return RiskOutcome(documents, dict(Counter(d["risk_level"] for d in documents)), len(changed))

@@ -12,7 +12,8 @@ from typing import Iterator
 
 import numpy as np
 
-from predator.index_layout import IndexLayout
+from ingest.risk_stage import rescore_stores
+from predator.index_layout import LIVE, IndexLayout, records_path
 from predator.search import open_stores, uses_index_layout
 from predator.settings import Settings
 
@@ -24,6 +25,7 @@ class IndexSink:
         self.version: str | None = None
         self.stores = None
         self.written = 0
+        self.risk_levels: dict[str, int] = {}
 
     @classmethod
     @contextmanager
@@ -52,20 +54,37 @@ class IndexSink:
         self.written += len(docs)
 
     def finish(self) -> str | None:
-        """Commit, close and publish; returns the published version (``"live"`` for server backends)."""
+        """Commit, score risk over all records, write the records table, publish; return the version.
+
+        Server backends are written live: their version is ``"live"``.
+        """
         if self.stores is None:
-            return self.layout.current() if self.layout else "live"
+            return self.layout.current() if self.layout else LIVE
         keyword, vector_store = self.stores
         keyword.commit()
         vector_store.commit()
+        if self.settings.risk_scoring:
+            outcome = rescore_stores(keyword, vector_store, self.settings)
+            keyword.commit()
+            vector_store.commit()
+            self.risk_levels = outcome.levels
+            self._write_records(outcome.documents)
         keyword.close()
         vector_store.close()
         self.stores = None
         if self.layout is None:
-            return "live"
+            return LIVE
         self.layout.publish(self.version)
-        self.layout.prune(keep=self.settings.index_versions_kept)
+        self.layout.prune(keep=self.settings.index_keep_versions)
         return self.version
+
+    def _write_records(self, documents: list[dict]) -> None:
+        """The version's records as one Parquet table: what the analytics endpoints aggregate."""
+        import pandas as pd
+
+        path = records_path(self.settings.index_dir, self.version or LIVE)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame.from_records(documents).to_parquet(path, index=False)
 
     def abort(self) -> None:
         """Drop what was written to an unpublished version; the live version is untouched."""

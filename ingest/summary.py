@@ -14,6 +14,7 @@ class IngestSummary:
     index_version: str | None = None
     quarantine_path: str | None = None
     reasons: dict[str, int] = field(default_factory=dict)
+    risk_levels: dict[str, int] = field(default_factory=dict)
 
     @property
     def rows_per_s(self) -> float:
@@ -36,6 +37,7 @@ class IngestSummary:
             f"seconds:          {self.seconds:.1f}",
             f"rows/s:           {self.rows_per_s:.1f}",
             f"index version:    {self.index_version}",
+            "risk levels:      " + (", ".join(f"{k} {v}" for k, v in sorted(self.risk_levels.items())) or "not scored"),
         ]
         lines += [f"  quarantined because {reason}: {n}" for reason, n in top]
         return "\n".join(lines)

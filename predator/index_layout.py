@@ -26,6 +26,13 @@ from pathlib import Path
 _VERSION = re.compile(r"^v(\d{6})$")
 KEYWORD_DIR = "keyword"
 VECTORS_DIR = "vectors"
+RECORDS_FILE = "records.parquet"  # the version's records as one table, for analytics
+LIVE = "live"  # the version name of server backends, which are written in place
+
+
+def records_path(index_dir: str | os.PathLike, version: str) -> Path:
+    """Where the records table of ``version`` lives (server backends keep theirs under ``live/``)."""
+    return Path(index_dir) / version / RECORDS_FILE
 # Lock files belong to the process that holds them; a copy must start without them.
 _LOCKS = shutil.ignore_patterns(".tantivy-*.lock", "*.lock")
 

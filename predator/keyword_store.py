@@ -21,7 +21,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Iterator, Protocol
 
 from predator.filters import SearchFilters, date_number, hs_prefixes
 
@@ -81,6 +81,8 @@ class KeywordStore(Protocol):
     def get(self, doc_id: str) -> dict | None: ...
 
     def get_many(self, ids: list[str]) -> dict[str, dict]: ...
+
+    def documents(self, batch_size: int = 1000) -> Iterator[dict]: ...
 
     def close(self) -> None: ...
 
@@ -286,6 +288,16 @@ class TantivyKeywordStore:
             docs[doc["id"]] = doc
         return docs
 
+    def documents(self, batch_size: int = 1000) -> Iterator[dict]:
+        """Every committed document, newest first, ``batch_size`` stored documents at a time."""
+        searcher = self.index.searcher()
+        total = searcher.num_docs
+        query = self._t.Query.all_query()
+        for offset in range(0, total, batch_size):
+            found = searcher.search(query, batch_size, count=False, offset=offset, order_by_field="date_num")
+            for _, address in found.hits:
+                yield json.loads(bytes(searcher.doc(address).get_first("source")))
+
     def close(self) -> None:
         """Release the writer (and its lock). Uncommitted upserts are dropped."""
         if self._writer is not None:
@@ -475,6 +487,14 @@ class OpenSearchKeywordStore:
             return {}
         response = self.client.mget(index=self.index, body={"ids": list(ids)}, _source_includes=["source"])
         return {d["_id"]: d["_source"]["source"] for d in response["docs"] if d.get("found")}
+
+    def documents(self, batch_size: int = 1000) -> Iterator[dict]:
+        """Every document of the index (a scroll, so it is consistent and unbounded in depth)."""
+        from opensearchpy import helpers
+
+        query = {"query": {"match_all": {}}, "_source": ["source"]}
+        for hit in helpers.scan(self.client, index=self.index, query=query, size=batch_size):
+            yield hit["_source"]["source"]
 
     def close(self) -> None:
         """Close the HTTP connections."""

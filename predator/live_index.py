@@ -10,11 +10,10 @@ from __future__ import annotations
 import threading
 import time
 
-from predator.index_layout import IndexLayout
+from predator.analytics import AnalyticsTable
+from predator.index_layout import LIVE, IndexLayout, records_path
 from predator.search import SearchEngine, uses_index_layout
 from predator.settings import Settings
-
-LIVE = "live"  # the version name of server backends, which are written in place
 
 
 class IndexNotReady(RuntimeError):
@@ -32,6 +31,7 @@ class LiveIndex:
         self._retired: SearchEngine | None = None
         self._version: str | None = None
         self._checked_at = 0.0
+        self._table: tuple[str, AnalyticsTable] | None = None
 
     @property
     def version(self) -> str | None:
@@ -48,6 +48,17 @@ class LiveIndex:
         if self._engine is None:
             raise IndexNotReady(f"no index published under {self.settings.index_dir}: run the ingest job first")
         return self._engine
+
+    def table(self) -> AnalyticsTable | None:
+        """The records table of the served version (analytics), loaded once per version; None if absent."""
+        self.engine()
+        version = self._version
+        if self._table is None or self._table[0] != version:
+            path = records_path(self.settings.index_dir, version)
+            if not path.exists():
+                return None
+            self._table = (version, AnalyticsTable.from_parquet(path))
+        return self._table[1]
 
     def reload(self) -> str | None:
         """Check for a newer version now; returns the version served afterwards."""

@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     ingest_batch_size: int = 512
     ingest_embed_actors: int = Field(2, ge=1, description="Most embedding actors; the pool grows when CPUs free up.")
     ingest_block_bytes: int = Field(1 << 20, description="Ray Data block size; small blocks stream through the embedder.")
-    index_versions_kept: int = Field(3, ge=1, description="Embedded index versions kept for rollback.")
+    risk_scoring: bool = Field(True, description="Score risk over all records after each ingest.")
 
     # Search limits (bad input beyond them is a 4xx).
     max_query_chars: int = 512
@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     # Retrieval (search core)
     rrf_k: int = Field(60, ge=1, description="k of reciprocal rank fusion (search and HS suggestion).")
     hs_cache_dir: Path | None = Field(None, description="Cache of HS nomenclature embeddings; default data_dir/cache.")
-    index_keep_versions: int = Field(2, ge=1, description="Embedded index versions kept by IndexLayout.prune.")
+    index_keep_versions: int = Field(3, ge=1, description="Embedded index versions kept (for rollback) by IndexLayout.prune.")
 
     # Events (hub and gateway)
     event_channels: list[str] = Field(

@@ -70,6 +70,8 @@ class VectorStore(Protocol):
 
     def count(self, filters: SearchFilters | None = None) -> int: ...
 
+    def set_payload(self, ids: list[str], payload: dict) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -181,6 +183,11 @@ class EdgeVectorStore:
         if points:
             self.shard.update(qe.UpdateOperation.upsert_points(points))
 
+    def set_payload(self, ids: list[str], payload: dict) -> None:
+        """Set the same payload keys on many points (e.g. a new risk level) without their vectors."""
+        if ids:
+            self.shard.update(self._qe.UpdateOperation.set_payload([point_id(i) for i in ids], payload))
+
     def commit(self) -> None:
         """Flush to disk (without a WAL, upserts are durable only after this)."""
         self.shard.flush()
@@ -279,6 +286,11 @@ class QdrantVectorStore:
         ]
         if points:
             self.client.upsert(self.collection, points=points, wait=True)
+
+    def set_payload(self, ids: list[str], payload: dict) -> None:
+        """Set the same payload keys on many points (e.g. a new risk level) without their vectors."""
+        if ids:
+            self.client.set_payload(self.collection, payload=payload, points=[point_id(i) for i in ids], wait=True)
 
     def commit(self) -> None:
         """Nothing to do: upserts are applied when ``upsert`` returns (``wait=True``)."""

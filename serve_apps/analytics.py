@@ -1,6 +1,5 @@
 """Analytics endpoints (a FastAPI router the search application mounts): aggregations with the search
 filters, top importers, company profiles. Typed responses; bad input is a 4xx with a reason."""
-from __future__ import annotations
 
 import re
 import time
@@ -118,18 +117,9 @@ class CompanyProfileModel(BaseModel):
 
 
 def search_filters(filters: Filters) -> SearchFilters:
-    """The HTTP filters as the core's :class:`SearchFilters`, validated (HTTP 400 with the reason if bad).
-
-    Importer codes may lose their leading zeros on the way (spreadsheets): they are padded back.
-    """
-    values: dict[str, Any] = filters.model_dump()
-    if values["importer_code"] is not None:
-        try:
-            values["importer_code"] = normalise_edrpou(values["importer_code"])
-        except ValueError as err:
-            raise HTTPException(400, detail=f"importer_code: {err}") from None
+    """The HTTP filters as the core's :class:`SearchFilters`, validated (HTTP 400 with the reason if bad)."""
     try:
-        return SearchFilters(**values).validate()
+        return filters.to_core().validate()
     except FilterError as err:
         raise HTTPException(400, detail=str(err)) from None
 

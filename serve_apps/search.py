@@ -2,7 +2,8 @@
 
 Routes (all but ``/healthz`` need an API key; see ``docs/SECURITY.md``):
 ``POST /search``, ``GET /records/{id}``, ``POST /hs/suggest``, ``GET /index``, ``GET /readyz``,
-``POST /admin/reload``. OpenAPI at ``/docs``.
+``POST /admin/reload``, the analytics routes (``/analytics/...``) and event catch-up (``GET /events``).
+OpenAPI at ``/docs``.
 """
 
 import asyncio
@@ -15,14 +16,14 @@ from ray import serve
 
 from predator.auth import KeyRing, Principal, Role
 from predator.embedder import Embedder
-from predator.filters import SearchFilters
 from predator.hs_suggest import HsSuggester
 from predator.live_index import IndexNotReady, LiveIndex
 from predator.search import QueryError, SearchQuery
 from predator.settings import Settings, get_settings
-from predator.values import normalise_country, normalise_edrpou
+from serve_apps.analytics import analytics_router
+from serve_apps.events import events_router
 from serve_apps.search_models import (
-    Filters, HsSuggestion, HsSuggestRequest, HsSuggestResponse, IndexStats, SearchRequest, SearchResponse,
+    HsSuggestion, HsSuggestRequest, HsSuggestResponse, IndexStats, SearchRequest, SearchResponse,
 )
 from serve_apps.security import require
 
@@ -43,26 +44,9 @@ async def not_ready(_: Request, err: IndexNotReady) -> JSONResponse:
     return JSONResponse(status_code=503, content={"detail": str(err)})
 
 
-def to_core_filters(filters: Filters) -> SearchFilters:
-    """HTTP filters -> core filters, forgiving in form (country names, lost leading zeros), not in meaning."""
-    values = filters.model_dump()
-    for name in ("origin_countries", "trading_countries", "dispatch_countries"):
-        values[name] = [_country(c) for c in values[name]]
-    if values["importer_code"] is not None:
-        values["importer_code"] = _lenient(normalise_edrpou, values["importer_code"])
-    return SearchFilters(**values)
-
-
-def _country(value: str) -> str:
-    return _lenient(normalise_country, value) or value
-
-
-def _lenient(parse, value):
-    """Normalise when possible; otherwise keep the value so validation names it in its error."""
-    try:
-        return parse(value)
-    except ValueError:
-        return value
+# Before the ingress decorator: Serve takes the app's routes when it wraps the class.
+api.include_router(analytics_router(lambda: api.state.live_index.table()))
+api.include_router(events_router())
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0}, max_ongoing_requests=32)
@@ -76,6 +60,8 @@ class SearchAPI:
         self.embedder = Embedder(settings.embedding_model, threads=settings.torch_threads)
         self.suggester = HsSuggester.build(self.embedder, cache_dir=settings.hs_cache_dir or settings.data_dir / "cache")
         self.index = LiveIndex(settings, self.embedder)
+        api.state.settings = settings
+        api.state.live_index = self.index
 
     @api.get("/healthz", tags=["ops"])
     def healthz(self) -> dict[str, str]:
@@ -92,8 +78,8 @@ class SearchAPI:
     async def search(self, body: SearchRequest, _: Principal = Depends(require(Role.viewer))) -> SearchResponse:
         """Hybrid, keyword or semantic search with filters, facets, highlights and explanations."""
         query = SearchQuery(text=body.q, mode=body.mode, fusion=body.fusion, semantic_weight=body.semantic_weight,
-                            filters=to_core_filters(body.filters), offset=body.offset, limit=body.limit,
-                            facets=list(body.facets), highlight=body.highlight, explain=body.explain)
+                            filters=body.filters.to_core(), offset=body.offset, limit=body.limit,
+                            facets=list(body.facets), facet_size=body.facet_size, highlight=body.highlight, explain=body.explain)
         # The engine is CPU-bound Python; run it off the event loop so the replica keeps answering.
         result = await asyncio.to_thread(lambda: self.index.engine().search(query))
         return SearchResponse(

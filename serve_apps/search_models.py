@@ -6,7 +6,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-FacetName = Literal["hs_chapter", "origin_country", "customs_office", "month"]
+from predator.filters import SearchFilters
+from predator.values import normalise_country, normalise_edrpou
+
+FacetName = Literal["hs_chapter", "hs_heading", "origin_country", "trading_country", "dispatch_country",
+                    "customs_office", "month", "direction", "risk_level"]
 
 
 class Filters(BaseModel):
@@ -27,6 +31,26 @@ class Filters(BaseModel):
     value_max: float | None = Field(None, ge=0)
     risk_levels: list[Literal["low", "medium", "high"]] = Field(default_factory=list)
 
+    def to_core(self) -> SearchFilters:
+        """The core's filters, forgiving in form (country names, lost leading zeros), not in meaning.
+
+        Not validated here: :meth:`SearchFilters.validate` names what is still wrong.
+        """
+        values = self.model_dump()
+        for name in ("origin_countries", "trading_countries", "dispatch_countries"):
+            values[name] = [_lenient(normalise_country, c) or c for c in values[name]]
+        if values["importer_code"] is not None:
+            values["importer_code"] = _lenient(normalise_edrpou, values["importer_code"])
+        return SearchFilters(**values)
+
+
+def _lenient(parse, value):
+    """Normalise when possible; otherwise keep the value so that validation names it in its error."""
+    try:
+        return parse(value)
+    except ValueError:
+        return value
+
 
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -39,6 +63,7 @@ class SearchRequest(BaseModel):
     offset: int = Field(0, ge=0)
     limit: int = Field(10, ge=1)
     facets: list[FacetName] = Field(default_factory=list)
+    facet_size: int = Field(10, ge=1, le=500, description="buckets per facet, largest first")
     highlight: bool = True
     explain: bool = True
 

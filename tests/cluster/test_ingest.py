@@ -22,8 +22,9 @@ def records():
     return found
 
 
-def make_settings(tmp_path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", ingest_embed_actors=1)
+@pytest.fixture
+def settings(tmp_path, hs_cache_dir) -> Settings:
+    return Settings(data_dir=tmp_path / "data", ingest_embed_actors=1, hs_cache_dir=hs_cache_dir)
 
 
 def ingest(paths, settings):
@@ -41,9 +42,8 @@ def indexed_count(settings) -> int:
         vectors.close()
 
 
-def test_every_row_read_is_indexed_or_quarantined_with_its_reason(ray_cluster, tmp_path, records):
+def test_every_row_read_is_indexed_or_quarantined_with_its_reason(ray_cluster, tmp_path, records, settings):
     path = write_sample(tmp_path / "export.csv", records, bad_rows=12, seed=1)
-    settings = make_settings(tmp_path)
     summary = ingest([path], settings)
     assert (summary.rows_read, summary.rows_indexed, summary.rows_quarantined) == (72, 60, 12)
     assert summary.balanced
@@ -56,9 +56,8 @@ def test_every_row_read_is_indexed_or_quarantined_with_its_reason(ray_cluster, t
     assert indexed_count(settings) == 60
 
 
-def test_reingesting_the_same_file_replaces_records_instead_of_duplicating(ray_cluster, tmp_path, records):
+def test_reingesting_the_same_file_replaces_records_instead_of_duplicating(ray_cluster, tmp_path, records, settings):
     path = write_sample(tmp_path / "export.jsonl", records)
-    settings = make_settings(tmp_path)
     first = ingest([path], settings)
     second = ingest([path], settings)
     assert (first.index_version, second.index_version) == ("v000001", "v000002")
@@ -66,29 +65,28 @@ def test_reingesting_the_same_file_replaces_records_instead_of_duplicating(ray_c
     assert indexed_count(settings) == 60
 
 
-@pytest.mark.parametrize("name,options", [
-    ("export.xlsx", {}),
-    ("export.parquet", {}),
-    ("export-cp1251.csv", {"encoding": "cp1251"}),
-    ("export-canonical.csv", {"style": "canonical"}),
-])
-def test_every_supported_format_indexes_every_record(ray_cluster, tmp_path, records, name, options):
-    path = write_sample(tmp_path / name, records, **options)
-    settings = make_settings(tmp_path)
-    summary = ingest([path], settings)
+FORMATS = [("export.xlsx", {}), ("export.parquet", {}), ("export-cp1251.csv", {"encoding": "cp1251"}),
+           ("export-canonical.csv", {"style": "canonical"})]
+
+
+def test_every_supported_format_indexes_every_record(ray_cluster, tmp_path, records, settings):
+    shares = [records[i::len(FORMATS)] for i in range(len(FORMATS))]
+    paths = [write_sample(tmp_path / name, share, **options) for (name, options), share in zip(FORMATS, shares)]
+    summary = ingest(paths, settings)
     assert (summary.rows_read, summary.rows_indexed, summary.rows_quarantined) == (60, 60, 0)
     keyword, vectors = open_stores(settings, mode="read")
     try:
-        stored = keyword.get(records[0].id)
+        for share in shares:
+            stored = keyword.get(share[0].id)
+            assert stored["importer_code"] == share[0].importer_code
+            assert stored["hs_code"] == share[0].hs_code
+            assert stored["customs_value_usd"] == pytest.approx(share[0].customs_value_usd)
     finally:
         keyword.close()
         vectors.close()
-    assert stored["importer_code"] == records[0].importer_code
-    assert stored["hs_code"] == records[0].hs_code
 
 
-def test_an_unreadable_file_is_quarantined_and_the_live_index_is_kept(ray_cluster, tmp_path, records):
-    settings = make_settings(tmp_path)
+def test_an_unreadable_file_is_quarantined_and_the_live_index_is_kept(ray_cluster, tmp_path, records, settings):
     good = write_sample(tmp_path / "good.jsonl", records)
     ingest([good], settings)
     broken = tmp_path / "broken.xlsx"

@@ -95,7 +95,7 @@ def test_filters_narrow_the_listing_and_its_total_matches_a_direct_count(app, co
 
 
 def test_facets_count_every_matching_record_not_just_the_page(app, corpus):
-    found = post(app, "/search", {"q": "", "limit": 1, "facets": ["origin_country", "month"]}).json()
+    found = post(app, "/search", {"q": "", "limit": 1, "facets": ["origin_country", "month"], "facet_size": 100}).json()
     by_country = {b["value"]: b["count"] for b in found["facets"]["origin_country"]}
     expected = Counter(r.origin_country for r in corpus if r.origin_country)
     for country, count in expected.most_common(3):
@@ -141,6 +141,33 @@ def test_hs_suggestion_names_the_heading_of_a_plain_description(app):
     headings = [s["heading"] for s in answer.json()["suggestions"]]
     assert "8471" in headings
     assert post(app, "/hs/suggest", {"description": "   "}).status_code == 400
+
+
+def test_risk_levels_partition_the_records_and_flags_carry_reasons(app, corpus):
+    pages = {level: post(app, "/search", {"filters": {"risk_levels": [level]}, "limit": 100}).json()
+             for level in ("low", "medium", "high")}
+    assert sum(page["total"] for page in pages.values()) == len(corpus)
+    for level, page in pages.items():
+        assert all(hit["record"]["risk_level"] == level for hit in page["hits"])
+        if level != "low":
+            assert all(flag["reason"] for hit in page["hits"] for flag in hit["record"]["risk_flags"])
+
+
+def test_analytics_counts_match_a_direct_count_over_the_same_records(app, corpus):
+    answer = post(app, "/analytics/aggregate", {"group_by": "hs_chapter", "limit": 500})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert {b["key"]: b["count"] for b in body["buckets"]} == dict(Counter(r.hs_code[:2] for r in corpus))
+    assert body["totals"]["count"] == len(corpus)
+    assert body["totals"]["customs_value_usd"] == pytest.approx(sum(r.customs_value_usd or 0 for r in corpus))
+
+
+def test_a_company_profile_is_found_by_its_code_and_an_unknown_one_is_404(app, corpus):
+    code = corpus[0].importer_code
+    profile = get(app, f"/analytics/companies/{code}")
+    assert profile.status_code == 200
+    assert profile.json()["totals"]["count"] == sum(r.importer_code == code for r in corpus)
+    assert get(app, "/analytics/companies/99999999").status_code == 404
 
 
 def test_the_app_serves_a_newly_published_version_without_a_redeploy(app, corpus, tmp_path):
