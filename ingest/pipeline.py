@@ -127,6 +127,7 @@ def run_ingest(paths: list[Path], settings: Settings, writer, on_progress: Calla
                 on_progress(summary)
     summary.index_version = writer.finish()
     summary.risk_levels = writer.risk_levels
+    summary.risk_seconds = round(writer.risk_seconds, 2)
     summary.seconds = time.monotonic() - started
     summary.reasons = dict(reasons)
     summary.quarantine_path = str(quarantine_path) if summary.rows_quarantined else None

@@ -118,11 +118,13 @@ class RiskOutcome:
     changed: int
 
 
-def _packaged_suggester(model_path: str | None, cache_dir: str) -> SuggestMany:
+def _packaged_suggester(model_path: str | None, cache_dir: str, mode: str) -> SuggestMany:
     from predator.embedder import Embedder
     from predator.hs_suggest import HsSuggester
 
-    return suggester_fn(HsSuggester.build(Embedder(model_path), cache_dir=cache_dir))
+    # Keyword mode needs no model: skip loading it and embedding the nomenclature.
+    embedder = None if mode == "keyword" else Embedder(model_path)
+    return suggester_fn(HsSuggester.build(embedder, cache_dir=cache_dir))
 
 
 def rescore_stores(keyword, vectors, settings, config: RiskConfig | None = None) -> RiskOutcome:
@@ -139,9 +141,10 @@ def rescore_stores(keyword, vectors, settings, config: RiskConfig | None = None)
         return RiskOutcome([], {}, 0)
     ds = ray.data.from_items([{"doc": json.dumps(d, ensure_ascii=False)} for d in docs])
     stats = compute_stats(ds, doc_column="doc")
+    config = config or RiskConfig.load()
     cache_dir = str(settings.hs_cache_dir or settings.data_dir / "cache")
-    factory = partial(_packaged_suggester, settings.embedding_model, cache_dir)
-    scored = score_dataset(ds, stats, config or RiskConfig.load(), doc_column="doc", suggest_factory=factory)
+    factory = partial(_packaged_suggester, settings.embedding_model, cache_dir, config.misclass_mode)
+    scored = score_dataset(ds, stats, config, doc_column="doc", suggest_factory=factory)
     before = {d["id"]: (d.get("risk_level"), d.get("risk_flags")) for d in docs}
     documents, changed = [], []
     for row in scored.iter_rows():

@@ -7,6 +7,7 @@ switch to the new version atomically. Server backends (OpenSearch, a Qdrant serv
 from __future__ import annotations
 
 import shutil
+import time
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -26,6 +27,7 @@ class IndexSink:
         self.stores = None
         self.written = 0
         self.risk_levels: dict[str, int] = {}
+        self.risk_seconds = 0.0
 
     @classmethod
     @contextmanager
@@ -64,7 +66,9 @@ class IndexSink:
         keyword.commit()
         vector_store.commit()
         if self.settings.risk_scoring:
+            started = time.monotonic()
             outcome = rescore_stores(keyword, vector_store, self.settings)
+            self.risk_seconds = time.monotonic() - started
             keyword.commit()
             vector_store.commit()
             self.risk_levels = outcome.levels

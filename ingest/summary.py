@@ -15,6 +15,7 @@ class IngestSummary:
     quarantine_path: str | None = None
     reasons: dict[str, int] = field(default_factory=dict)
     risk_levels: dict[str, int] = field(default_factory=dict)
+    risk_seconds: float = 0.0
 
     @property
     def rows_per_s(self) -> float:
@@ -37,7 +38,8 @@ class IngestSummary:
             f"seconds:          {self.seconds:.1f}",
             f"rows/s:           {self.rows_per_s:.1f}",
             f"index version:    {self.index_version}",
-            "risk levels:      " + (", ".join(f"{k} {v}" for k, v in sorted(self.risk_levels.items())) or "not scored"),
+            "risk levels:      " + (", ".join(f"{k} {v}" for k, v in sorted(self.risk_levels.items())) or "not scored")
+            + (f"  (scored in {self.risk_seconds:.1f} s)" if self.risk_levels else ""),
         ]
         lines += [f"  quarantined because {reason}: {n}" for reason, n in top]
         return "\n".join(lines)

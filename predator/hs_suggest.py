@@ -92,11 +92,16 @@ class HsSuggester:
     def build(cls, embedder, cache_dir: str | Path | None = None, exclude: set[str] | frozenset = frozenset()):
         """Index the nomenclature. ``exclude``: subheading codes to leave out (held-out evaluation).
 
+        ``embedder=None`` builds a keyword-only suggester (no model, no embeddings): ``mode="keyword"``.
+
         With ``cache_dir`` the nomenclature embeddings are stored as ``.npy`` keyed by model name and
         a hash of the texts, so a restart does not re-embed ~7k texts.
         """
         texts, titles = nomenclature_texts()
-        vectors = cached_embeddings(embedder, [t.text for t in texts], cache_dir)
+        if embedder is None:  # keyword-only: nothing to embed (risk scoring's default mode)
+            vectors = np.zeros((len(texts), 0), dtype=np.float32)
+        else:
+            vectors = cached_embeddings(embedder, [t.text for t in texts], cache_dir)
         keep = [i for i, t in enumerate(texts) if t.source not in exclude]
         return cls(embedder, [texts[i] for i in keep], vectors[keep], titles)
 
@@ -106,7 +111,8 @@ class HsSuggester:
             raise ValueError(f"unknown HS heading {heading!r}")
         texts = [t.strip() for t in texts if t and t.strip()]
         if texts:
-            self._add([HsText(heading, t, "example") for t in texts], self.embedder.encode(texts))
+            vectors = self.embedder.encode(texts) if self.embedder else np.zeros((len(texts), 0), np.float32)
+            self._add([HsText(heading, t, "example") for t in texts], vectors)
 
     def _add(self, texts: list[HsText], vectors: np.ndarray) -> None:
         import tantivy
@@ -131,6 +137,8 @@ class HsSuggester:
         """The ``limit`` most likely headings for a goods description, best first."""
         if mode not in ("hybrid", "keyword", "semantic"):
             raise ValueError(f"mode must be hybrid, keyword or semantic, got {mode!r}")
+        if mode != "keyword" and self.embedder is None:
+            raise ValueError("this suggester was built without an embedder: only mode='keyword' works")
         if not (description or "").strip():
             return []
         vector = self.embedder.encode([description])[0] if mode != "keyword" else None
