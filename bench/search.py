@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -82,7 +81,6 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8181)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
     from predator.auth import ensure_local_keys
     from predator.embedder import Embedder
@@ -91,7 +89,7 @@ def main() -> None:
 
     settings = Settings(data_dir=args.data_dir.resolve())
     keys = ensure_local_keys(settings.keys_path, settings.data_dir / "secrets")
-    embedder = Embedder(threads=settings.torch_threads)
+    embedder = Embedder(threads=settings.torch_threads, max_tokens=settings.embedding_max_tokens)
     engine = SearchEngine.from_settings(settings, embedder)
     documents = engine.keyword.count()
     queries = sample_queries(engine, args.queries, args.seed)

@@ -72,14 +72,24 @@ class LocalCluster:
         return f"http://{LOOPBACK}:{self.dashboard_port}"
 
     def own_processes(self) -> list[psutil.Process]:
-        """Processes whose command line names this cluster's temp dir: ours, and only ours."""
+        """Processes whose command line names this cluster's temp dir, and all their descendants.
+
+        Descendants count because some Ray processes (agents, workers) retitle themselves
+        (``ray::DashboardAgent``) and so lose the temp dir from their command line.
+        """
         marker = str(self.temp_dir.resolve())
-        found = []
+        found: dict[int, psutil.Process] = {}
         for proc in psutil.process_iter(["pid", "cmdline"]):
             cmdline = " ".join(proc.info.get("cmdline") or [])
             if marker in cmdline and proc.pid != os.getpid():
-                found.append(proc)
-        return found
+                found[proc.pid] = proc
+        for proc in list(found.values()):
+            try:
+                found.update({child.pid: child for child in proc.children(recursive=True)})
+            except psutil.NoSuchProcess:
+                pass
+        found.pop(os.getpid(), None)
+        return list(found.values())
 
     def is_running(self) -> bool:
         return any("gcs_server" in " ".join(p.cmdline()) for p in self._alive(self.own_processes()))
@@ -114,11 +124,13 @@ class LocalCluster:
         deadline = time.monotonic() + grace_s
         while self._alive(procs) and time.monotonic() < deadline:
             time.sleep(0.2)
-        for proc in self._alive(procs):
+        stubborn = self._alive(procs)
+        for proc in stubborn:
             try:
                 proc.kill()
             except psutil.NoSuchProcess:
                 pass
+        psutil.wait_procs(stubborn, timeout=5)
         return len(procs)
 
     @staticmethod

@@ -63,8 +63,8 @@ def _quarantined(source: str, line: int, reason: str, row: dict) -> dict:
 class EmbedBatch:
     """Actor-pool stage: embeds the documents of a batch; quarantined rows get a zero vector."""
 
-    def __init__(self, model_path: str | None, threads: int, batch_size: int):
-        self.embedder = Embedder(model_path, threads=threads, batch_size=batch_size)
+    def __init__(self, model_path: str | None, threads: int, batch_size: int, max_tokens: int):
+        self.embedder = Embedder(model_path, threads=threads, batch_size=batch_size, max_tokens=max_tokens)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         ok = batch["status"] == OK
@@ -86,7 +86,8 @@ def build_dataset(paths: list[Path], settings: Settings):
     return rows.map_batches(
         EmbedBatch,
         fn_constructor_kwargs={"model_path": settings.embedding_model, "threads": settings.torch_threads,
-                               "batch_size": settings.embedding_batch_size},
+                               "batch_size": settings.embedding_batch_size,
+                               "max_tokens": settings.embedding_max_tokens},
         batch_size=settings.embedding_batch_size * 4,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(min_size=1, max_size=settings.ingest_embed_actors),

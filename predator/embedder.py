@@ -29,7 +29,8 @@ def default_model_path() -> Path:
 class Embedder:
     """Encodes texts to L2-normalised float32 vectors (cosine similarity = dot product)."""
 
-    def __init__(self, model_path: str | None = None, threads: int = 1, batch_size: int = 64):
+    def __init__(self, model_path: str | None = None, threads: int = 1, batch_size: int = 64,
+                 max_tokens: int | None = 64):
         # Set here, not at import: no hub access ever, even for a path that looks like a hub id.
         os.environ["HF_HUB_OFFLINE"] = "1"
         os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -44,6 +45,10 @@ class Embedder:
         self.batch_size = batch_size
         self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
         self.dim = int(self._model.get_embedding_dimension())
+        if max_tokens:
+            # Encoding cost grows with tokens (about 3,000 tokens/s per thread here); the first 64
+            # word pieces carry a description's meaning, the long Ukrainian tail mostly [UNK]-like pieces.
+            self._model.max_seq_length = min(self._model.max_seq_length, max_tokens)
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Embed ``texts``; returns an array of shape ``(len(texts), dim)``, float32, unit length."""

@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     # Models: packaged defaults; any sentence-transformers directory replaces the embedder.
     embedding_model: str | None = Field(None, description="Path of a sentence-transformers model dir.")
     embedding_batch_size: int = 64
+    embedding_max_tokens: int = Field(64, ge=8, description="Word pieces embedded per text; the rest is cut.")
     torch_threads: int = 1
 
     # Local Ray cluster and Serve.

@@ -16,6 +16,7 @@ from ray import serve
 
 from predator.auth import KeyRing, Principal, Role
 from predator.embedder import Embedder
+from predator.events import publish_event
 from predator.hs_suggest import HsSuggester
 from predator.live_index import IndexNotReady, LiveIndex
 from predator.search import QueryError, SearchQuery
@@ -57,7 +58,8 @@ class SearchAPI:
     def __init__(self, settings: Settings):
         self.settings = settings
         api.state.keyring = KeyRing.load(settings.keys_path)
-        self.embedder = Embedder(settings.embedding_model, threads=settings.torch_threads)
+        self.embedder = Embedder(settings.embedding_model, threads=settings.torch_threads,
+                                 max_tokens=settings.embedding_max_tokens)
         self.suggester = HsSuggester.build(self.embedder, cache_dir=settings.hs_cache_dir or settings.data_dir / "cache")
         self.index = LiveIndex(settings, self.embedder)
         api.state.settings = settings
@@ -121,9 +123,12 @@ class SearchAPI:
                           embedding_model=self.embedder.model_name, embedding_dim=self.embedder.dim)
 
     @api.post("/admin/reload", tags=["ops"])
-    def reload(self, _: Principal = Depends(require(Role.admin))) -> dict[str, Any]:
+    def reload(self, principal: Principal = Depends(require(Role.admin))) -> dict[str, Any]:
         """Switch this replica to the newest published index version now (it also does so by itself)."""
-        return {"index_version": self.index.reload()}
+        version = self.index.reload()
+        publish_event("security", "admin.reload", {"principal": principal.name, "index_version": version},
+                      source="search")
+        return {"index_version": version}
 
 
 def build_app(args: dict | None = None):
