@@ -49,6 +49,7 @@ class Embedder:
             # Encoding cost grows with tokens (about 3,000 tokens/s per thread here); the first 64
             # word pieces carry a description's meaning, the long Ukrainian tail mostly [UNK]-like pieces.
             self._model.max_seq_length = min(self._model.max_seq_length, max_tokens)
+        self.max_tokens = int(self._model.max_seq_length)
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Embed ``texts``; returns an array of shape ``(len(texts), dim)``, float32, unit length."""

@@ -215,7 +215,8 @@ def cached_embeddings(embedder, texts: list[str], cache_dir: str | Path | None) 
         return embedder.encode(texts)
     digest = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
     model = "".join(c if c.isalnum() or c in "-_." else "_" for c in embedder.model_name)
-    path = Path(cache_dir) / f"hs2022-{model}-{embedder.dim}-{digest}.npy"
+    # Keyed by everything that changes a vector: model, dimension, how many word pieces it reads, texts.
+    path = Path(cache_dir) / f"hs2022-{model}-{embedder.dim}-t{getattr(embedder, 'max_tokens', 0)}-{digest}.npy"
     if path.exists():
         vectors = np.load(path)
         if vectors.shape == (len(texts), embedder.dim):

@@ -110,7 +110,8 @@ class SearchAPI:
         loop = asyncio.get_running_loop()
         started = loop.time()
         found = await asyncio.to_thread(self.suggester.suggest, body.description, limit=body.limit, mode=body.mode,
-                                        fusion=body.fusion, rrf_k=self.settings.rrf_k)
+                                        fusion=body.fusion, semantic_weight=body.semantic_weight,
+                                        rrf_k=self.settings.rrf_k)
         return HsSuggestResponse(suggestions=[HsSuggestion(**asdict(s)) for s in found],
                                  took_ms=round((loop.time() - started) * 1000, 3))
 

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from predator.filters import SearchFilters
+from predator.hs_suggest import DEFAULT_FUSION, DEFAULT_SEMANTIC_WEIGHT
 from predator.values import normalise_country, normalise_edrpou
 
 FacetName = Literal["hs_chapter", "hs_heading", "origin_country", "trading_country", "dispatch_country",
@@ -108,7 +109,9 @@ class HsSuggestRequest(BaseModel):
     description: str = Field(..., min_length=1, description="a goods description, Ukrainian or English")
     limit: int = Field(5, ge=1, le=50)
     mode: Literal["hybrid", "keyword", "semantic"] = "hybrid"
-    fusion: Literal["rrf", "weighted"] = "rrf"
+    # Defaults: the fusion that won on the nomenclature's validation split (docs/BENCHMARKS.md).
+    fusion: Literal["rrf", "weighted"] = DEFAULT_FUSION
+    semantic_weight: float = Field(DEFAULT_SEMANTIC_WEIGHT, ge=0, le=1)
 
 
 class HsSuggestion(BaseModel):

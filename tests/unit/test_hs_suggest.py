@@ -1,7 +1,7 @@
 """HS heading suggestion over the HS 2022 nomenclature (real embedder).
 
-The nomenclature embeddings (~6.8k texts) are cached in pytest's cache directory, so only the first
-run on a machine pays for embedding them."""
+The nomenclature embeddings (~6.8k texts) are cached in the session's ``hs_cache_dir`` (shared with
+the search app's tests), so only the first run on a machine pays for embedding them."""
 import numpy as np
 import pytest
 
@@ -15,14 +15,8 @@ def embedder():
 
 
 @pytest.fixture(scope="module")
-def cache_dir(request, tmp_path_factory):
-    cache = getattr(request.config, "cache", None)
-    return cache.mkdir("hs_embeddings") if cache is not None else tmp_path_factory.mktemp("hs_embeddings")
-
-
-@pytest.fixture(scope="module")
-def suggester(embedder, cache_dir):
-    return HsSuggester.build(embedder, cache_dir=cache_dir)
+def suggester(embedder, hs_cache_dir):
+    return HsSuggester.build(embedder, cache_dir=hs_cache_dir)
 
 
 @pytest.mark.parametrize(
@@ -57,8 +51,8 @@ def test_a_heading_scores_by_its_best_text_and_reports_it(suggester):
     assert top.heading == "0813" and top.matched_text == "Fruit, edible; apples, dried"
 
 
-def test_learned_examples_make_a_ukrainian_description_findable(embedder, cache_dir):
-    suggester = HsSuggester.build(embedder, cache_dir=cache_dir)
+def test_learned_examples_make_a_ukrainian_description_findable(embedder, hs_cache_dir):
+    suggester = HsSuggester.build(embedder, cache_dir=hs_cache_dir)
     assert "8471" not in [s.heading for s in suggester.suggest("ноутбук lenovo", limit=3)]
     suggester.add_examples("8471", ["Ноутбук Lenovo ThinkPad", ""])
     top = suggester.suggest("ноутбук lenovo", limit=3)[0]
@@ -67,8 +61,8 @@ def test_learned_examples_make_a_ukrainian_description_findable(embedder, cache_
         suggester.add_examples("8499", ["x"])  # no such heading
 
 
-def test_held_out_subheadings_are_not_indexed(embedder, cache_dir):
-    suggester = HsSuggester.build(embedder, cache_dir=cache_dir, exclude={"080810"})
+def test_held_out_subheadings_are_not_indexed(embedder, hs_cache_dir):
+    suggester = HsSuggester.build(embedder, cache_dir=hs_cache_dir, exclude={"080810"})
     assert "Fruit, edible; apples, fresh" not in [t.text for t in suggester.texts]
     assert len(suggester.texts) == len(nomenclature_texts()[0]) - 1
 
