@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast test-cluster stop bench venv
+.PHONY: run test test-fast test-cluster stop venv browser
 
 venv: $(STAMP)
 
@@ -23,11 +23,15 @@ run: $(STAMP)
 stop: $(STAMP)
 	$(PY) -m serve_apps.platform down
 
-test: $(STAMP)
+# The diagnostics page is tested in a real headless browser: Debian's chromium.
+browser:
+	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+test: $(STAMP) browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not cluster" $(PYTEST_ARGS)
 
-test-cluster: $(STAMP)
+test-cluster: $(STAMP) browser
 	$(PY) -m pytest -m cluster $(PYTEST_ARGS)

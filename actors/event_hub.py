@@ -15,6 +15,7 @@ import ray
 
 from predator.event_log import EventStore
 from predator.settings import Settings
+from serve_apps.metrics import count_events_published
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +46,16 @@ class EventHub:
                       ts: float | None = None) -> int:
         """Store one event; return its seq. ValueError for an unknown channel."""
         self._ensure_syncer()
-        return self._store.publish(channel, type, payload, source, ts)
+        seq = self._store.publish(channel, type, payload, source, ts)
+        count_events_published([channel])
+        return seq
 
     async def publish_batch(self, records: list[dict]) -> list[int | None]:
         """Store publisher records (see :class:`predator.events.EventPublisher`); seqs, None = dropped."""
         self._ensure_syncer()
-        return self._store.publish_batch(records)
+        seqs = self._store.publish_batch(records)
+        count_events_published(r["channel"] for r, seq in zip(records, seqs) if seq is not None)
+        return seqs
 
     async def read(self, channels: dict[str, int] | list[str], since: int | None = None,
                    timeout: float = 0.0, limit: int | None = None) -> dict:

@@ -18,15 +18,21 @@ from pathlib import Path
 
 import psutil
 
-# The first keeps every Ray component on loopback (Ray otherwise binds the machine's network
-# address); token auth is on explicitly so that clients joining with an address send the token too.
-CLUSTER_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token"}
+# Keeps every Ray component on loopback (Ray otherwise binds the machine's network address).
+LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+# For a `ray start` cluster and every process that joins it by address: token auth on explicitly.
+# Ray reads this when it is imported, so a joining process needs it before `import ray`.
+CLUSTER_ENV = {**LOOPBACK_ENV, "RAY_AUTH_MODE": "token"}
 LOOPBACK = "127.0.0.1"
 
 
-def prepare_env() -> None:
-    """Put the cluster environment into this process (and so into its children), unless set already."""
-    for key, value in CLUSTER_ENV.items():
+def prepare_env(joining: bool = False) -> None:
+    """Put the loopback environment (and, to join a cluster by address, token auth) into this process.
+
+    A private in-process cluster leaves auth to Ray's default for new local clusters (token auth on),
+    which also configures this process; forcing the variable after ``import ray`` would not.
+    """
+    for key, value in (CLUSTER_ENV if joining else LOOPBACK_ENV).items():
         os.environ.setdefault(key, value)
 
 

@@ -46,13 +46,13 @@ def expand(paths: list[Path]) -> list[Path]:
 
 def connect(address: str | None, settings) -> None:
     """Join the cluster this job runs on, or start a private local one."""
-    import ray
-
     from cluster.local import init_private, prepare_env
 
-    prepare_env()
     target = address or settings.ray_address or os.environ.get("RAY_ADDRESS")
     if target:
+        prepare_env(joining=True)  # before `import ray`: Ray reads it at import
+        import ray
+
         ray.init(address=target, log_to_driver=False)
     else:
         init_private(num_cpus=settings.ray_num_cpus, object_store_mb=settings.ray_object_store_mb)

@@ -24,6 +24,7 @@ from predator.normalise import Rejection, normalise_row
 from predator.quarantine import QuarantineWriter
 from predator.readers import ReaderError, read_rows
 from predator.settings import Settings
+from serve_apps.metrics import count_ingest_rows
 
 OK, QUARANTINED = "ok", "quarantined"
 _QUOTED = re.compile(r"'[^']*'")
@@ -122,6 +123,7 @@ def run_ingest(paths: list[Path], settings: Settings, writer, on_progress: Calla
             summary.rows_read += len(ok)
             summary.rows_indexed += len(docs)
             summary.rows_quarantined += int((~ok).sum())
+            count_ingest_rows(indexed=len(docs), quarantined=int((~ok).sum()))
             summary.seconds = time.monotonic() - started
             if on_progress and summary.rows_read >= next_report:
                 next_report += progress_every

@@ -84,6 +84,13 @@ class Settings(BaseSettings):
     ws_pong_timeout_s: float = 45.0
     ws_window: int = Field(256, ge=1, description="Events sent per ping; a client 2 windows behind is paused.")
 
+    # Diagnostics
+    diagnostics_interval_s: float = Field(10.0, gt=0, description="Period of the diagnostics replica's check loop.")
+    diagnostics_check_timeout_s: float = Field(5.0, gt=0, description="Deadline of one check; past it the check fails.")
+    diagnostics_model_timeout_s: float = Field(60.0, gt=0, description="Deadline of the embedding-model check (first load).")
+    diagnostics_min_free_disk_mb: int = Field(1024, ge=0, description="Less free space under data_dir degrades.")
+    mlflow_tracking_uri: str | None = Field(None, description="MLflow tracking URI; unset means the check is skipped.")
+
     @property
     def index_dir(self) -> Path:
         return self.data_dir / "index"

@@ -112,6 +112,7 @@ Predator Analytics is up.
   search API:      {base}/search      (OpenAPI: {base}/docs)
   live events:     ws://{settings.host}:{settings.http_port}/ws/events, or in a terminal:
                    PREDATOR_API_KEY=$(cat {secrets_dir}/viewer.key) .venv/bin/python -m actors.watch --channels ingest,jobs
+  diagnostics:     {base}/diagnostics/ui?key={keys['viewer']}   (JSON: {base}/diagnostics)
   Ray dashboard:   {cluster.dashboard_url}
   admin API key:   {keys['admin']}
   other keys:      {secrets_dir}/viewer.key, {secrets_dir}/analyst.key
