@@ -115,6 +115,9 @@ class LocalCluster:
             "--disable-usage-stats",
         ]
         env = {**os.environ, **CLUSTER_ENV}
+        # Job entrypoints (`ray job submit -- python -m ingest ...`) run with the cluster's PATH:
+        # put this interpreter's folder first so that `python` is the project's environment.
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         done = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"ray start failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
