@@ -9,6 +9,7 @@ Prometheus sees them with Ray's ``ray_`` prefix; counters also get ``_total`` (s
 
 Each metric is created on first use in the process that records it, so importing this module costs nothing.
 """
+import time
 from collections import Counter as Tally
 from functools import cache
 from typing import Iterable
@@ -59,3 +60,31 @@ def count_events_published(channels: Iterable[str]) -> None:
     """Events just stored, one channel name per event."""
     for channel, n in Tally(channels).items():
         _events_published().inc(n, tags={"channel": channel})
+
+
+class RequestMetrics:
+    """ASGI middleware recording :func:`observe_request` per route template and status.
+
+    Plain ASGI rather than ``@app.middleware("http")``: Starlette's BaseHTTPMiddleware adds a task and
+    a response stream per request on the search hot path.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started, status = time.perf_counter(), 500
+
+        async def capture(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")  # the template: bounded label values
+            observe_request(route, status, time.perf_counter() - started)

@@ -7,7 +7,6 @@ OpenAPI at ``/docs``.
 """
 
 import asyncio
-import time
 from dataclasses import asdict
 from typing import Any
 
@@ -24,7 +23,7 @@ from predator.search import QueryError, SearchQuery
 from predator.settings import Settings, get_settings
 from serve_apps.analytics import analytics_router
 from serve_apps.events import events_router
-from serve_apps.metrics import observe_request
+from serve_apps.metrics import RequestMetrics
 from serve_apps.search_models import (
     HsSuggestion, HsSuggestRequest, HsSuggestResponse, IndexStats, SearchRequest, SearchResponse,
 )
@@ -50,17 +49,7 @@ async def not_ready(_: Request, err: IndexNotReady) -> JSONResponse:
 # Before the ingress decorator: Serve takes the app's routes when it wraps the class.
 api.include_router(analytics_router(lambda: api.state.live_index.table()))
 api.include_router(events_router())
-
-
-# --- metrics (serve_apps.metrics): latency and count per route template and status -------------
-@api.middleware("http")
-async def record_metrics(request: Request, call_next):
-    started = time.perf_counter()
-    response = await call_next(request)
-    route = getattr(request.scope.get("route"), "path", "unmatched")  # the template: bounded label values
-    observe_request(route, response.status_code, time.perf_counter() - started)
-    return response
-# --- end metrics ---------------------------------------------------------------------------------
+api.add_middleware(RequestMetrics)  # latency and count per route template and status
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0}, max_ongoing_requests=32)
