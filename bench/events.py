@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import os
 import shutil
@@ -305,11 +306,12 @@ def main() -> None:
 
     print(f"hub + WebSocket gateway: {args.rate} ev/s for {args.seconds} s, burst {args.burst}")
     results = asyncio.run(bench_hub(counts, args.rate, args.seconds, args.burst))
-    if shutil.which("redis-server"):
+    if shutil.which("redis-server") and importlib.util.find_spec("redis"):
         print("Redis pub/sub, same load")
         results += asyncio.run(bench_redis(counts, args.rate, args.seconds, args.burst))
     else:
-        print("redis-server not found (apt-get install -y redis-server): Redis half skipped")
+        print("redis-server or the redis package missing (apt-get install -y redis-server; "
+              "pip install -e '.[bench]'): Redis half skipped")
     print()
     print(table(results))
     if args.out:
