@@ -208,21 +208,13 @@ def published_version(settings: Settings) -> tuple[str, Path]:
 
 def check_keyword_store(settings: Settings) -> Result:
     """Open the keyword store read-only (the published version) and count its documents."""
-    from predator.index_layout import KEYWORD_DIR, LIVE
-    from predator.keyword_store import OpenSearchKeywordStore, TantivyKeywordStore
+    from predator.index_layout import LIVE
+    from predator.search import open_keyword_store
 
     backend = settings.keyword_backend
     try:
-        if backend == "opensearch":
-            version, store = LIVE, OpenSearchKeywordStore(settings.opensearch_url, settings.opensearch_index,
-                                                          create=False)
-        else:
-            version, path = published_version(settings)
-            store = TantivyKeywordStore(path / KEYWORD_DIR, writable=False)
-        try:
-            documents = store.count()
-        finally:
-            store.close()
+        version, path = (LIVE, None) if backend == "opensearch" else published_version(settings)
+        documents = _count_and_close(open_keyword_store(settings, path, writable=False))
     except Exception as err:
         return Result("critical", {"backend": backend, "reason": _reason(err)}, _reason(err))
     return _counted(backend, version, documents)
@@ -230,8 +222,8 @@ def check_keyword_store(settings: Settings) -> Result:
 
 def check_vector_store(settings: Settings, dim: int = 384) -> Result:
     """Open the vector store read-only (the published version) and count its vectors."""
-    from predator.index_layout import LIVE, VECTORS_DIR
-    from predator.vector_store import EdgeVectorStore
+    from predator.index_layout import LIVE
+    from predator.search import open_vector_store
 
     backend = settings.vector_backend
     if backend == "qdrant" and not settings.qdrant_url:
@@ -243,14 +235,17 @@ def check_vector_store(settings: Settings, dim: int = 384) -> Result:
             version, documents = LIVE, _qdrant_count(settings)
         else:
             version, path = published_version(settings)
-            store = EdgeVectorStore(path / VECTORS_DIR, dim=dim, writable=False)
-            try:
-                documents = store.count()
-            finally:
-                store.close()
+            documents = _count_and_close(open_vector_store(settings, path, writable=False, dim=dim))
     except Exception as err:
         return Result("critical", {"backend": backend, "reason": _reason(err)}, _reason(err))
     return _counted(backend, version, documents)
+
+
+def _count_and_close(store) -> int:
+    try:
+        return store.count()
+    finally:
+        store.close()
 
 
 def _qdrant_count(settings: Settings) -> int:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from predator.filters import FilterError, SearchFilters
 from predator.fusion import FusedHit, rrf, weighted
@@ -263,9 +264,7 @@ def open_stores(settings, version: str | None = None, mode: str = "read", dim: i
     ``version`` or the published one; ``mode="write"`` needs the version from ``begin_version()``
     (publish it after ``commit()``/``close()``). Server backends ignore versions and write live.
     """
-    from predator.index_layout import KEYWORD_DIR, VECTORS_DIR, IndexLayout
-    from predator.keyword_store import OpenSearchKeywordStore, TantivyKeywordStore
-    from predator.vector_store import EdgeVectorStore, QdrantVectorStore
+    from predator.index_layout import IndexLayout
 
     if mode not in ("read", "write"):
         raise ValueError(f"mode must be 'read' or 'write', got {mode!r}")
@@ -280,15 +279,27 @@ def open_stores(settings, version: str | None = None, mode: str = "read", dim: i
             raise FileNotFoundError(f"no index version under {layout.root}: {reason}")
         path = layout.path(version)
 
+    return open_keyword_store(settings, path, writable), open_vector_store(settings, path, writable, dim)
+
+
+def open_keyword_store(settings, path: Path | None, writable: bool = False):
+    """The keyword store the settings choose; ``path`` is the index version's directory (embedded only)."""
+    from predator.index_layout import KEYWORD_DIR
+    from predator.keyword_store import OpenSearchKeywordStore, TantivyKeywordStore
+
     if settings.keyword_backend == "opensearch":
-        keyword = OpenSearchKeywordStore(settings.opensearch_url, settings.opensearch_index, create=writable)
-    else:
-        keyword = TantivyKeywordStore(path / KEYWORD_DIR, writable=writable)
+        return OpenSearchKeywordStore(settings.opensearch_url, settings.opensearch_index, create=writable)
+    return TantivyKeywordStore(path / KEYWORD_DIR, writable=writable)
+
+
+def open_vector_store(settings, path: Path | None, writable: bool = False, dim: int = 384):
+    """The vector store the settings choose; ``path`` is the index version's directory (embedded only)."""
+    from predator.index_layout import VECTORS_DIR
+    from predator.vector_store import EdgeVectorStore, QdrantVectorStore
 
     if settings.vector_backend == "qdrant-edge":
-        vectors = EdgeVectorStore(path / VECTORS_DIR, dim=dim, writable=writable)
-    elif settings.qdrant_url:
-        vectors = QdrantVectorStore.connect(settings.qdrant_url, settings.qdrant_collection, dim)
-    else:  # "qdrant" without a URL: client local mode inside the version (one process only)
-        vectors = QdrantVectorStore.local(settings.qdrant_collection, dim, path=path / VECTORS_DIR)
-    return keyword, vectors
+        return EdgeVectorStore(path / VECTORS_DIR, dim=dim, writable=writable)
+    if settings.qdrant_url:
+        return QdrantVectorStore.connect(settings.qdrant_url, settings.qdrant_collection, dim)
+    # "qdrant" without a URL: client local mode inside the version (one process only)
+    return QdrantVectorStore.local(settings.qdrant_collection, dim, path=path / VECTORS_DIR)
