@@ -152,3 +152,15 @@ class LocalCluster:
             except psutil.NoSuchProcess:
                 pass
         return alive
+
+
+def connect(address: str | None, settings) -> None:
+    """Join the cluster a job runs on (argument, setting or RAY_ADDRESS), or start a private local one."""
+    target = address or settings.ray_address or os.environ.get("RAY_ADDRESS")
+    if target:
+        prepare_env(joining=True)  # before `import ray`: Ray reads it at import
+        import ray
+
+        ray.init(address=target, log_to_driver=False)
+    else:
+        init_private(num_cpus=settings.ray_num_cpus, object_store_mb=settings.ray_object_store_mb)

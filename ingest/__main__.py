@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
+from cluster.local import connect
 from predator.settings import get_settings
 
 
@@ -42,20 +42,6 @@ def expand(paths: list[Path]) -> list[Path]:
     if not files:
         raise SystemExit("ingest: no CSV, XLSX, JSONL or Parquet files in the given folders")
     return [f.resolve() for f in files]
-
-
-def connect(address: str | None, settings) -> None:
-    """Join the cluster this job runs on, or start a private local one."""
-    from cluster.local import init_private, prepare_env
-
-    target = address or settings.ray_address or os.environ.get("RAY_ADDRESS")
-    if target:
-        prepare_env(joining=True)  # before `import ray`: Ray reads it at import
-        import ray
-
-        ray.init(address=target, log_to_driver=False)
-    else:
-        init_private(num_cpus=settings.ray_num_cpus, object_store_mb=settings.ray_object_store_mb)
 
 
 def announce(kind: str, payload: dict) -> None:

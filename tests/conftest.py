@@ -34,6 +34,14 @@ def hs_cache_dir():
     return path
 
 
+@pytest.fixture(scope="session")
+def llm_cache_dir():
+    """The default LLM converted from GGUF once (about 20 s), shared by every test that loads it."""
+    path = os.path.join(tempfile.gettempdir(), "predator-test-llm-cache")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
 def free_port() -> int:
     import socket
 
