@@ -334,6 +334,25 @@ def check_mlflow(settings: Settings) -> Result:
     return Result("unknown", {"uri": uri, "reason": "only http(s):// and sqlite:/// tracking URIs are checked"})
 
 
+def check_llm(settings: Settings) -> Result:
+    """The language model is on disk (converted once for fast loads) and the registered adapters are listed."""
+    from predator import adapters
+    from predator.llm import ModelNotFound, resolve_model
+
+    try:
+        source = resolve_model(settings.llm_model)
+    except ModelNotFound as err:
+        return Result("degraded", {"reason": str(err)}, _reason(err))
+    detail: dict[str, Any] = {"model": source.name}
+    if source.gguf_file:
+        detail["converted"] = (Path(settings.llm_cache) / source.cache_key() / "config.json").is_file()
+    try:
+        detail["adapters"] = [f"{a.name}/{a.version}" for a in adapters.list_adapters(settings.mlflow_uri)]
+    except Exception as err:  # an unreachable registry must not hide that the model itself is fine
+        return Result("degraded", {**detail, "reason": f"adapter registry: {_reason(err)}"}, _reason(err))
+    return Result("ok", detail)
+
+
 def default_checks(settings: Settings, hub_stats: Callable[[], dict], model: ModelProbe | None = None,
                    publisher: Callable[[], dict] | None = None) -> list[CheckSpec]:
     """The platform's plain-Python checks with their deadlines; the Serve layer adds the Ray ones."""
@@ -345,6 +364,7 @@ def default_checks(settings: Settings, hub_stats: Callable[[], dict], model: Mod
         CheckSpec("embedding_model", model.check, settings.diagnostics_model_timeout_s, critical=True),
         CheckSpec("event_hub", lambda: check_event_hub(hub_stats, publisher), timeout),
         CheckSpec("mlflow", lambda: check_mlflow(settings), timeout),
+        CheckSpec("llm", lambda: check_llm(settings), timeout),
         CheckSpec("disk", lambda: check_disk(settings), timeout),
     ]
 

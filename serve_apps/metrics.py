@@ -6,6 +6,8 @@ Prometheus sees them with Ray's ``ray_`` prefix; counters also get ``_total`` (s
 - ``predator_search_requests`` (counter; tags ``route``, ``status``): requests of the search app by HTTP status.
 - ``predator_ingest_rows`` (counter; tag ``outcome`` = indexed | quarantined): rows through ``run_ingest``.
 - ``predator_events_published`` (counter; tag ``channel``): events stored by the event hub.
+- ``predator_training_tokens`` and ``predator_training_steps`` (counters; tag ``run``): work done by training
+  runs (rank 0 counts for the whole worker group).
 
 Each metric is created on first use in the process that records it, so importing this module costs nothing.
 """
@@ -41,6 +43,24 @@ def _ingest_rows() -> Counter:
 def _events_published() -> Counter:
     return Counter("predator_events_published", description="Events stored by the hub, by channel.",
                    tag_keys=("channel",))
+
+
+@cache
+def _training_tokens() -> Counter:
+    return Counter("predator_training_tokens", description="Tokens trained on, by run.", tag_keys=("run",))
+
+
+@cache
+def _training_steps() -> Counter:
+    return Counter("predator_training_steps", description="Optimizer steps, by run.", tag_keys=("run",))
+
+
+def count_training(run: str, steps: int, tokens: int) -> None:
+    """Steps and tokens a training run completed since its previous report."""
+    if steps:
+        _training_steps().inc(steps, tags={"run": run})
+    if tokens:
+        _training_tokens().inc(tokens, tags={"run": run})
 
 
 def observe_request(route: str, status: int, seconds: float) -> None:

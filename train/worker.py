@@ -57,13 +57,16 @@ class _Reporter:
             self.tracker = Tracker(config["tracking_uri"], config["run_id"])
         self.run_name = config.get("run_name", "")
 
-    def progress(self, metrics: dict, step: int) -> None:
+    def progress(self, metrics: dict, step: int, steps: int, tokens: int) -> None:
+        """Rank 0: MLflow metrics, Prometheus counters (``steps``/``tokens`` since the last call), an event."""
         if self.rank != 0:
             return
         if self.tracker:
             self.tracker.log_metrics(metrics, step)
         from predator.events import publish_event
+        from serve_apps.metrics import count_training
 
+        count_training(self.run_name, steps, tokens)
         publish_event("training", "progress", {"run": self.run_name, "step": step, **metrics}, source="train")
 
 
@@ -95,7 +98,7 @@ def train_worker(config: dict) -> None:
 
     reporter = _Reporter(config, rank)
     shard = ray.train.get_dataset_shard("train")
-    window_start, window_tokens, last_loss = time.perf_counter(), 0, float("nan")
+    window_start, window_tokens, window_steps = time.perf_counter(), 0, 0
     for group in _steps(shard, cfg, tokenizer, state):
         if state.step >= cfg.optim.max_steps:
             break
@@ -105,15 +108,15 @@ def train_worker(config: dict) -> None:
         state.micro_in_epoch += len(group)
         state.tokens += result["tokens"] * world
         window_tokens += result["tokens"] * world
-        last_loss = result["loss"]
+        window_steps += 1
         due_checkpoint = state.step % cfg.checkpoint.every_steps == 0 or state.step == cfg.optim.max_steps
         if state.step % cfg.log_every == 0 or due_checkpoint:
             elapsed = time.perf_counter() - window_start
-            metrics = {"loss": last_loss, "lr": result["lr"], "grad_norm": result["grad_norm"],
+            metrics = {"loss": result["loss"], "lr": result["lr"], "grad_norm": result["grad_norm"],
                        "tokens_per_s": window_tokens / elapsed if elapsed > 0 else 0.0, "epoch": state.epoch}
-            reporter.progress(metrics, state.step)
+            reporter.progress(metrics, state.step, window_steps, window_tokens)
             _report(metrics, state, model, optimizer, scheduler, rank, due_checkpoint)
-            window_start, window_tokens = time.perf_counter(), 0
+            window_start, window_tokens, window_steps = time.perf_counter(), 0, 0
 
 
 def _report(metrics: dict, state: TrainState, model, optimizer, scheduler, rank: int, with_checkpoint: bool) -> None:

@@ -23,7 +23,8 @@ from tests.conftest import free_port
 pytestmark = pytest.mark.cluster
 
 CHROMIUM = "/usr/bin/chromium"
-CHECKS = {"keyword_store", "vector_store", "embedding_model", "event_hub", "mlflow", "disk", "ray_cluster", "serve"}
+CHECKS = {"keyword_store", "vector_store", "embedding_model", "event_hub", "mlflow", "llm", "disk", "ray_cluster",
+          "serve"}
 
 
 def publish_small_index(settings: Settings, n: int = 5) -> str:

@@ -204,3 +204,13 @@ def test_mlflow_server_answering_health_is_ok():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_llm_check_names_the_model_and_a_missing_path_degrades(tmp_path, llm_cache_dir):
+    from predator.diagnostics import check_llm
+
+    found = check_llm(Settings(data_dir=tmp_path, llm_cache_dir=llm_cache_dir))
+    assert found.status == "ok"
+    assert found.detail["model"].startswith("SmolLM2-135M-Instruct") and found.detail["adapters"] == []
+    missing = check_llm(Settings(data_dir=tmp_path, llm_model=str(tmp_path / "no-model")))
+    assert missing.status == "degraded" and "does not exist" in missing.detail["reason"]
