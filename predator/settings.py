@@ -102,6 +102,25 @@ class Settings(BaseSettings):
         None, description="Converted GGUF weights (loads in seconds, not tens); default data_dir/cache/llm."
     )
 
+    # Copilot
+    copilot_search_app: str = Field("search", description="Serve application whose SearchAPI retrieves for the copilot.")
+    copilot_context_records: int = Field(5, ge=1, le=20, description="Retrieved records numbered into the prompt.")
+    copilot_context_fields: list[str] = Field(
+        default_factory=lambda: ["hs_code", "goods_description", "importer_code", "origin_country", "customs_value_usd"],
+        description="Record fields on each context line, after the id (names cost ~40 tokens each).")
+    copilot_context_text_chars: int = Field(40, ge=8, description="Free-text fields of a context line are cut here.")
+    copilot_grounding_threshold: float = Field(0.5, ge=0, le=1,
+                                               description="Share of a sentence's terms its records must hold.")
+    copilot_max_messages: int = Field(32, ge=1, description="Most messages in one request (more is a 400).")
+    copilot_max_message_chars: int = Field(8000, ge=1, description="Longest message accepted (longer is a 400).")
+    llm_max_input_tokens: int = Field(1024, ge=128, description="Prompt budget; beyond it the truncation policy applies.")
+    llm_max_new_tokens: int = Field(128, ge=1, description="Answer length when a request does not say.")
+    llm_max_new_tokens_limit: int = Field(512, ge=1, description="Longest answer a request may ask for.")
+    llm_max_batch_size: int = Field(8, ge=1, description="Concurrent requests decoded together (same adapter).")
+    llm_max_adapters_per_replica: int = Field(4, ge=1, description="LoRA adapters kept loaded per LLM replica (LRU).")
+    llm_adapter_dir: Path | None = Field(None, description="Adapters served by folder name; default data_dir/adapters.")
+    llm_threads: int = Field(1, ge=1, description="Torch threads of an LLM replica (one per busy core is fastest).")
+
     @property
     def index_dir(self) -> Path:
         return self.data_dir / "index"

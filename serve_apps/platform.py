@@ -113,6 +113,7 @@ Predator Analytics is up.
   live events:     ws://{settings.host}:{settings.http_port}/ws/events, or in a terminal:
                    PREDATOR_API_KEY=$(cat {secrets_dir}/viewer.key) .venv/bin/python -m actors.watch --channels ingest,jobs
   diagnostics:     {base}/diagnostics/ui?key={keys['viewer']}   (JSON: {base}/diagnostics)
+  copilot:         {base}/copilot/chat   (OpenAI clients: base_url {base}/copilot/v1; docs/COPILOT.md)
   Ray dashboard:   {cluster.dashboard_url}
   admin API key:   {keys['admin']}
   other keys:      {secrets_dir}/viewer.key, {secrets_dir}/analyst.key

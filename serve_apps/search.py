@@ -25,7 +25,7 @@ from serve_apps.analytics import analytics_router
 from serve_apps.events import events_router
 from serve_apps.metrics import RequestMetrics
 from serve_apps.search_models import (
-    HsSuggestion, HsSuggestRequest, HsSuggestResponse, IndexStats, SearchRequest, SearchResponse,
+    Filters, HsSuggestion, HsSuggestRequest, HsSuggestResponse, IndexStats, SearchRequest, SearchResponse,
 )
 from serve_apps.security import require
 
@@ -93,6 +93,22 @@ class SearchAPI:
                    "explanation": asdict(h.explanation) if h.explanation else None} for h in result.hits],
             facets={name: [{"value": v, "count": n} for v, n in buckets] for name, buckets in result.facets.items()},
         )
+
+    async def retrieve(self, text: str, filters: dict | None = None, limit: int = 5,
+                       ids: list[str] | None = None) -> list[dict]:
+        """For other deployments through a handle (the copilot): the records named by ``ids`` that exist,
+        then the best hybrid hits for ``text`` under ``filters`` (a :class:`Filters` dict); ``limit`` in all."""
+        query = SearchQuery(text=text, filters=Filters(**(filters or {})).to_core(), limit=limit)
+
+        def run() -> list[dict]:
+            engine = self.index.engine()
+            named = engine.keyword.get_many(list(ids or []))
+            found = {i: named[i] for i in ids or [] if i in named}
+            for hit in engine.search(query).hits:
+                found.setdefault(hit.id, hit.record)
+            return list(found.values())[:limit]
+
+        return await asyncio.to_thread(run)
 
     @api.get("/records/{record_id:path}", tags=["search"])
     def record(self, record_id: str, _: Principal = Depends(require(Role.viewer))) -> dict[str, Any]:
