@@ -1,0 +1,1 @@
+"""Hyperparameter sweeps with Ray Tune over the LoRA training job (``python -m tune``)."""
