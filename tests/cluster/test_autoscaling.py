@@ -7,11 +7,8 @@ import time
 import httpx
 import pytest
 
-from ingest.pipeline import run_ingest
-from ingest.sink import IndexSink
-from predator.auth import ensure_local_keys
-from predator.sample import generate, write_sample
-from predator.settings import Settings
+from predator.sample import generate
+from tests.cluster.indexed_corpus import index_corpus
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.cluster
@@ -55,10 +52,7 @@ def app(fast_metrics_cluster, tmp_path_factory, hs_cache_dir):
 
     records, _ = generate(200, seed=13)
     root = tmp_path_factory.mktemp("autoscaling")
-    settings = Settings(data_dir=root / "data", hs_cache_dir=hs_cache_dir, ingest_embed_actors=1)
-    keys = ensure_local_keys(settings.keys_path, settings.data_dir / "secrets")
-    with IndexSink.open(settings) as sink:
-        run_ingest([write_sample(root / "export.csv", records)], settings, sink)
+    settings, keys = index_corpus(root, records, hs_cache_dir=hs_cache_dir)
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     deployment = SearchAPI.options(autoscaling_config=TEST_AUTOSCALING)

@@ -8,11 +8,8 @@ import json
 import httpx
 import pytest
 
-from ingest.pipeline import run_ingest
-from ingest.sink import IndexSink
-from predator.auth import ensure_local_keys
-from predator.sample import generate, write_sample
-from predator.settings import Settings
+from predator.sample import generate
+from tests.cluster.indexed_corpus import index_corpus
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.cluster
@@ -57,10 +54,7 @@ def app(ray_cluster, tmp_path_factory, corpus, hs_cache_dir, llm_cache_dir, base
     root = tmp_path_factory.mktemp("copilot-app")
     overrides = {"data_dir": str(root / "data"), "hs_cache_dir": hs_cache_dir, "llm_cache_dir": llm_cache_dir,
                  "llm_max_new_tokens": SHORT}
-    settings = Settings(**overrides, ingest_embed_actors=1)
-    keys = ensure_local_keys(settings.keys_path, settings.data_dir / "secrets")
-    with IndexSink.open(settings) as sink:
-        run_ingest([write_sample(root / "export.csv", corpus)], settings, sink)
+    settings, keys = index_corpus(root, corpus, **{k: v for k, v in overrides.items() if k != "data_dir"})
     for name, seed in (("alpha", 1), ("beta", 2)):
         save_adapter(base_model, settings.data_dir / "adapters" / name, seed)
     port = free_port()

@@ -95,7 +95,8 @@ def test_healthy_with_every_check_and_keys_enforced(app):
     assert checks["embedding_model"]["detail"]["dim"] == 384
     assert checks["ray_cluster"]["detail"]["cpus"] == 2 and checks["ray_cluster"]["detail"]["nodes_alive"] == 1
     assert checks["serve"]["detail"]["applications"]["diagnostics"]["status"] == "RUNNING"
-    assert checks["mlflow"]["status"] == "unknown" and "no MLflow tracking URI" in checks["mlflow"]["detail"]["reason"]
+    assert checks["mlflow"]["status"] == "unknown" and "nothing trained" in checks["mlflow"]["detail"]["reason"]
+    assert checks["llm"]["status"] == "ok" and checks["llm"]["detail"]["adapters"] == []
     assert checks["event_hub"]["detail"]["alive"] is True
 
 

@@ -6,11 +6,8 @@ import time
 import httpx
 import pytest
 
-from ingest.pipeline import run_ingest
-from ingest.sink import IndexSink
-from predator.auth import ensure_local_keys
-from predator.sample import generate, write_sample
-from predator.settings import Settings
+from predator.sample import generate
+from tests.cluster.indexed_corpus import index_corpus
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.cluster
@@ -63,10 +60,7 @@ def app(two_nodes, tmp_path_factory, corpus, hs_cache_dir):
     from serve_apps.search import SearchAPI
 
     root = tmp_path_factory.mktemp("multinode")
-    settings = Settings(data_dir=root / "data", hs_cache_dir=hs_cache_dir, ingest_embed_actors=1)
-    keys = ensure_local_keys(settings.keys_path, settings.data_dir / "secrets")
-    with IndexSink.open(settings) as sink:
-        run_ingest([write_sample(root / "export.csv", corpus)], settings, sink)
+    settings, keys = index_corpus(root, corpus, hs_cache_dir=hs_cache_dir)
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     deployment = SearchAPI.options(num_replicas=2, max_replicas_per_node=1)

@@ -7,9 +7,8 @@ import pytest
 
 from ingest.pipeline import run_ingest
 from ingest.sink import IndexSink
-from predator.auth import ensure_local_keys
 from predator.sample import generate, write_sample
-from predator.settings import Settings
+from tests.cluster.indexed_corpus import index_corpus
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.cluster
@@ -29,10 +28,7 @@ def app(ray_cluster, tmp_path_factory, corpus, hs_cache_dir):
     from serve_apps.search import build_app
 
     root = tmp_path_factory.mktemp("search-app")
-    settings = Settings(data_dir=root / "data", hs_cache_dir=hs_cache_dir, ingest_embed_actors=1)
-    keys = ensure_local_keys(settings.keys_path, settings.data_dir / "secrets")
-    with IndexSink.open(settings) as sink:
-        run_ingest([write_sample(root / "export.csv", corpus)], settings, sink)
+    settings, keys = index_corpus(root, corpus, hs_cache_dir=hs_cache_dir)
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(build_app({"data_dir": str(settings.data_dir), "hs_cache_dir": hs_cache_dir}),
