@@ -164,3 +164,24 @@ def connect(address: str | None, settings) -> None:
         ray.init(address=target, log_to_driver=False)
     else:
         init_private(num_cpus=settings.ray_num_cpus, object_store_mb=settings.ray_object_store_mb)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m cluster.local stop --temp-dir DIR``: end the Ray started with that temp dir, nothing else.
+
+    The launcher configs (cluster.yaml) run it before ``ray start --temp-dir DIR`` instead of ``ray stop``,
+    which would end every Ray process of the machine's user.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m cluster.local", description=main.__doc__.splitlines()[0])
+    parser.add_argument("action", choices=["stop"])
+    parser.add_argument("--temp-dir", type=Path, required=True, help="the --temp-dir the Ray node was started with")
+    args = parser.parse_args(argv)
+    stopped = LocalCluster(args.temp_dir).stop()
+    print(f"stopped {stopped} processes of the Ray node in {args.temp_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
